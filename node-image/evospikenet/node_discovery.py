@@ -81,20 +81,22 @@ def check_nodes(
     timeout: float,
     cleanup_threshold: float,
     auto_cleanup: bool,
-) -> list[str]:
-    """Mark silent nodes inactive and (optionally) forget long-silent ones; returns removed ids.
+) -> tuple[list[str], list[str]]:
+    """Mark silent nodes inactive and (optionally) forget long-silent ones.
 
-    Pure: the same rule the monitor thread applies every second.
+    Pure: the rule the monitor thread applies every second. Returns the ids that went
+    inactive now and the ids that were forgotten.
     """
-    removed = []
+    went_inactive, removed = [], []
     for node_id, info in list(nodes.items()):
         silent = now - info.last_seen
         if auto_cleanup and silent > cleanup_threshold:
             del nodes[node_id]
             removed.append(node_id)
-        elif silent > timeout or not info.alive:
+        elif (silent > timeout or not info.alive) and info.status != INACTIVE:
             info.status = INACTIVE
-    return removed
+            went_inactive.append(node_id)
+    return went_inactive, removed
 
 
 class ZenohNodeDiscovery:
@@ -194,17 +196,20 @@ class ZenohNodeDiscovery:
     def check(self, now: float | None = None) -> list[str]:
         """Apply the timeout and cleanup rules now; returns the ids that were forgotten."""
         with self._lock:
-            removed = check_nodes(
+            went_inactive, removed = check_nodes(
                 self.nodes,
                 time.time() if now is None else now,
                 self.timeout,
                 self.cleanup_threshold,
                 self.enable_auto_cleanup,
             )
-        for node_id in removed:
-            log_event(log, logging.INFO, "node_forgotten", node=node_id)
+            changes = [(n, self.nodes[n]) for n in went_inactive]
+        changes += [(n, None) for n in removed]
+        for node_id, info in changes:
+            event = "node_inactive" if info is not None else "node_forgotten"
+            log_event(log, logging.INFO, event, node=node_id)
             if self.on_change is not None:
-                self.on_change(node_id, None)
+                self.on_change(node_id, info)
         return removed
 
     def get_active_nodes(self) -> list[NodeInfo]:

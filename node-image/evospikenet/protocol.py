@@ -328,9 +328,10 @@ def decode(data: bytes | bytearray | memoryview, expected: type[Message] | None 
     version = obj.get("v")
     if version != VERSION:
         raise CodecError(f"unsupported protocol version {version!r} (expected {VERSION})")
-    cls = MESSAGE_TYPES.get(obj.get("t"))  # type: ignore[arg-type]
+    tag = obj.get("t")
+    cls = MESSAGE_TYPES.get(tag) if isinstance(tag, str) else None
     if cls is None:
-        raise CodecError(f"unknown message type {obj.get('t')!r}")
+        raise CodecError(f"unknown message type {tag!r}")
     if expected is not None and cls is not expected:
         raise CodecError(f"expected {expected.TAG}, got {cls.TAG}")
     values = {}

@@ -74,3 +74,64 @@ class Router:
             lambda: procs.port_is_free("127.0.0.1", self.port), 10, what="router port freed"
         )
         self.start()
+
+
+class LocalBrain:
+    """Router + PFC + Vision node processes on loopback, for process tests.
+
+    Node ids are ``pfc-<i>`` and ``vision-<i>``; each PFC keeps its Raft journal in
+    ``tmp_path/pfc-<i>`` so a restarted member keeps its place.
+    """
+
+    def __init__(self, processes: Processes, router: Router, cluster: str, pfc: int = 3,
+                 vision: int = 2, decision_rate: float = 20.0, heartbeat: float = 0.2) -> None:
+        from evospikenet.netutil import free_tcp_ports
+
+        self.processes = processes
+        self.router = router
+        self.cluster = cluster
+        self.pfc_ids = [f"pfc-{i}" for i in range(pfc)]
+        self.vision_ids = [f"vision-{i}" for i in range(vision)]
+        ports = free_tcp_ports(pfc)
+        self.raft_addresses = {
+            n: f"127.0.0.1:{p}" for n, p in zip(self.pfc_ids, ports, strict=True)
+        }
+        self.decision_rate = decision_rate
+        self.heartbeat = heartbeat
+        self.nodes: dict[str, subprocess.Popen] = {}
+
+    def _common(self, node_id: str, role: str) -> list[str]:
+        return [
+            "-m", "evospikenet", "node", "--role", role, "--id", node_id,
+            "--cluster", self.cluster, "--connect", self.router.endpoint,
+            "--heartbeat-interval", str(self.heartbeat), "--heartbeat-timeout", "2",
+            "--vision-size", "512",
+        ]
+
+    def start_pfc(self, node_id: str) -> subprocess.Popen:
+        mapping = ",".join(f"{n}={a}" for n, a in self.raft_addresses.items())
+        argv = self._common(node_id, "pfc") + [
+            "--peers", ",".join(self.pfc_ids), "--raft-address", mapping,
+            "--data-dir", str(self.processes.tmp_path / node_id),
+            "--decision-rate", str(self.decision_rate),
+        ]
+        self.nodes[node_id] = self.processes.python(*argv, log_name=f"{node_id}.log")
+        return self.nodes[node_id]
+
+    def start_vision(self, node_id: str) -> subprocess.Popen:
+        argv = self._common(node_id, "vision")
+        self.nodes[node_id] = self.processes.python(*argv, log_name=f"{node_id}.log")
+        return self.nodes[node_id]
+
+    def start(self) -> LocalBrain:
+        for node_id in self.vision_ids:
+            self.start_vision(node_id)
+        for node_id in self.pfc_ids:
+            self.start_pfc(node_id)
+        return self
+
+    def kill(self, node_id: str) -> None:
+        procs.kill(self.nodes[node_id])
+
+    def log(self, node_id: str) -> str:
+        return (self.processes.tmp_path / f"{node_id}.log").read_text(errors="replace")

@@ -1,6 +1,7 @@
 """``python -m evospikenet``: the processes a BrainCluster is made of.
 
 - ``router``: a Zenoh router (router mode, multicast scouting off) until SIGINT/SIGTERM;
+- ``node``: a brain node, ``--role vision`` or ``--role pfc`` (see ``nodes/``);
 - ``heartbeat``: a heartbeat-only node (liveliness token + heartbeats), for demos and tests;
 - ``demo``: a router and a few heartbeat nodes, printing the discovered node table.
 """
@@ -64,6 +65,31 @@ def cmd_heartbeat(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_node(args: argparse.Namespace) -> int:
+    from .nodes.config import config_from_args
+
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stop = stop_event_on_signals()
+    if config.role == "vision":
+        from .nodes.vision_node import VisionNode as node_class
+    else:
+        from .nodes.pfc_node import PFCNode as node_class
+    try:
+        node = node_class(config).start()
+    except (ConnectionError, OSError, ValueError) as exc:
+        print(f"error: {config.node_id}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        stop.wait()
+    finally:
+        node.close()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -91,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     hb.add_argument("--connect", default=_env("connect"))
     hb.add_argument("--interval", type=float, default=float(_env("heartbeat-interval", "1.0")))
     hb.set_defaults(func=cmd_heartbeat)
+
+    node = sub.add_parser("node", help="run a Vision or PFC brain node")
+    from .nodes.config import add_node_arguments
+
+    add_node_arguments(node)
+    node.set_defaults(func=cmd_node)
 
     demo = sub.add_parser("demo", help="a router plus heartbeat nodes, printing the node table")
     demo.add_argument("--nodes", type=int, default=3)

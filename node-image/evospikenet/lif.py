@@ -153,6 +153,9 @@ class SpikingModel(nn.Module):
     @staticmethod
     def as_input(x: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Return ``x`` as a float32 tensor, refusing NaN/inf (they would poison every output)."""
+        if isinstance(x, np.ndarray) and not x.flags.writeable:
+            # Decoded messages are read-only views of the network buffer; torch wants to own.
+            x = np.array(x, dtype=np.float32)
         tensor = torch.as_tensor(x, dtype=torch.float32)
         if not bool(torch.isfinite(tensor).all()):
             raise ValueError("input contains NaN or infinite values")

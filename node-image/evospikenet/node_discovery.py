@@ -118,6 +118,7 @@ class ZenohNodeDiscovery:
         observer_id: str | None = None,
         check_interval: float = 1.0,
         on_change: Callable[[str, NodeInfo | None], None] | None = None,
+        communicator: ZenohCommunicator | None = None,
     ) -> None:
         self.namespace = namespace
         self.cluster = cluster
@@ -130,6 +131,8 @@ class ZenohNodeDiscovery:
         self.on_change = on_change
         self.nodes: dict[str, NodeInfo] = {}
         self.comm: ZenohCommunicator | None = None
+        # A node that already has a communicator shares it instead of opening a second session.
+        self._shared_comm = communicator
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -137,7 +140,7 @@ class ZenohNodeDiscovery:
     def start(self) -> ZenohNodeDiscovery:
         if self.comm is not None:
             return self
-        self.comm = ZenohCommunicator(
+        self.comm = self._shared_comm or ZenohCommunicator(
             self.observer_id,
             cluster=self.cluster,
             namespace=self.namespace,
@@ -157,7 +160,8 @@ class ZenohNodeDiscovery:
             self._monitor.join(timeout=5.0)
             self._monitor = None
         if self.comm is not None:
-            self.comm.close()
+            if self.comm is not self._shared_comm:
+                self.comm.close()
             self.comm = None
 
     def __enter__(self) -> ZenohNodeDiscovery:

@@ -155,6 +155,7 @@ _OPT_MAP = (dict, type(None))
 _MAP = (dict,)
 _LIST = (list,)
 _TENSOR = ("tensor",)
+_TENSOR_MAP = ("tensor_map",)
 
 
 class Message:
@@ -277,6 +278,16 @@ class Status(Message):
     data: dict
 
 
+@_message("model_state", node_id=_STR, role=_STR, digest=_STR, tensors=_TENSOR_MAP)
+class ModelState(Message):
+    """A node's model parameters, served to a starting replica of the same role."""
+
+    node_id: str
+    role: str
+    digest: str
+    tensors: dict
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = dict(_REGISTRY)
 
 
@@ -286,7 +297,12 @@ def to_dict(message: Message) -> dict[str, Any]:
     spec = message.SPEC
     for name in message._names:
         value = getattr(message, name)
-        out[name] = encode_tensor(value) if spec[name] is _TENSOR else value
+        kind = spec[name]
+        if kind is _TENSOR:
+            value = encode_tensor(value)
+        elif kind is _TENSOR_MAP:
+            value = {str(k): encode_tensor(v) for k, v in value.items()}
+        out[name] = value
     return out
 
 
@@ -343,6 +359,10 @@ def decode(data: bytes | bytearray | memoryview, expected: type[Message] | None 
         value = obj[name]
         if accepted is _TENSOR:
             value = decode_tensor(value)
+        elif accepted is _TENSOR_MAP:
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise CodecError(f"{cls.TAG}.{name}: expected a map of named tensors")
+            value = {k: decode_tensor(v) for k, v in value.items()}
         elif not isinstance(value, accepted) or (
             isinstance(value, bool) and bool not in accepted
         ):

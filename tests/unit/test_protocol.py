@@ -21,6 +21,7 @@ from evospikenet.protocol import (
     Features,
     Heartbeat,
     Keys,
+    ModelState,
     Status,
     decode,
     encode,
@@ -41,6 +42,10 @@ SAMPLES = [
     ),
     Status(node_id="pfc-2", data={"state": "follower"}),
 ]
+STATE = ModelState(
+    node_id="vision-0", role="vision", digest="d",
+    tensors={"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.zeros(3, np.int64)},
+)
 
 
 @pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
@@ -73,6 +78,19 @@ def test_torch_tensors_round_trip_bit_exact():
     back = protocol.to_torch(out.features)
     assert back.dtype == torch.float32 and back.shape == (2, 512)
     assert back.numpy().tobytes() == tensor.numpy().tobytes()
+
+
+def test_model_state_round_trips_named_tensors_bit_exact():
+    out = decode(encode(STATE))
+    assert set(out.tensors) == {"w", "b"}
+    for name, arr in STATE.tensors.items():
+        assert out.tensors[name].dtype == arr.dtype and out.tensors[name].tobytes() == arr.tobytes()
+    bad = {**protocol.to_dict(STATE), "tensors": {"w": [1]}}
+    with pytest.raises(CodecError):
+        decode(msgpack.packb(bad, use_bin_type=True))
+    with pytest.raises(CodecError):
+        decode(msgpack.packb({**protocol.to_dict(STATE), "tensors": {1: {}}},
+                             use_bin_type=True, strict_types=False))
 
 
 def test_big_endian_and_non_contiguous_arrays_are_normalised():

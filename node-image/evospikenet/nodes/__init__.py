@@ -1,0 +1,1 @@
+"""Brain node processes: the shared runtime, the Vision node and the PFC node."""

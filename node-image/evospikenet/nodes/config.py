@@ -1,0 +1,134 @@
+"""Node configuration from flags, or from ``BRAIN_*`` environment variables (for pods)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+
+
+def env_default(flag: str, default: str | None = None) -> str | None:
+    """``--raft-address`` reads ``BRAIN_RAFT_ADDRESS`` when the flag is not given."""
+    return os.environ.get("BRAIN_" + flag.lstrip("-").upper().replace("-", "_"), default)
+
+
+def parse_mapping(text: str | None) -> dict[str, str]:
+    """``pfc-0=127.0.0.1:7100,pfc-1=...`` as a dict; ValueError naming the bad item."""
+    out: dict[str, str] = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"expected NODE=HOST:PORT, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def split_list(text: str | None) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    role: str
+    node_id: str
+    cluster: str = "default"
+    connect: str | None = None
+    http_host: str = "0.0.0.0"
+    http_port: int = 0
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 5.0
+    seed: int = 0
+    pod: str | None = None
+    # Vision model (the PFC's input size is the Vision size).
+    vision_size: int = 512
+    time_steps: int = 10
+    # PFC
+    peers: tuple[str, ...] = ()
+    raft_addresses: dict[str, str] = field(default_factory=dict)
+    raft_address_template: str | None = None
+    data_dir: str | None = None
+    decision_rate: float = 10.0
+    raft_heartbeat_interval: float = 0.02
+    election_timeout: float = 0.5
+    pfc_size: int = 128
+    num_modules: int = 6
+    n_heads: int = 2
+    request_timeout: float = 1.0
+
+
+def add_node_arguments(parser: argparse.ArgumentParser) -> None:
+    def opt(flag: str, default=None, **kw):
+        parser.add_argument(flag, default=env_default(flag, default), **kw)
+
+    opt("--role", choices=["vision", "pfc"], help="node role")
+    opt("--id", help="node id, e.g. vision-0 (default: $BRAIN_ID or $POD_NAME)")
+    opt("--cluster", "default")
+    opt("--connect", help="router endpoint(s), e.g. tcp/127.0.0.1:7447")
+    opt("--http-host", "0.0.0.0")
+    opt("--http-port", "0", type=int, help="/healthz and /metrics port (0 = none)")
+    opt("--heartbeat-interval", "1.0", type=float)
+    opt("--heartbeat-timeout", "5.0", type=float)
+    opt("--seed", "0", type=int)
+    opt("--vision-size", "512", type=int)
+    opt("--time-steps", "10", type=int)
+    opt("--peers", help="PFC node ids, comma separated")
+    opt("--raft-address", help="NODE=HOST:PORT,... for every PFC peer")
+    opt("--raft-address-template", help="e.g. {node}.brain-pfc.default.svc:7100")
+    opt("--data-dir", help="Raft journal directory (persists term, vote and log)")
+    opt("--decision-rate", "10", type=float, help="decisions per second (leader)")
+    opt("--raft-heartbeat-interval", "0.02", type=float)
+    opt("--election-timeout", "0.5", type=float)
+    opt("--pfc-size", "128", type=int)
+    opt("--num-modules", "6", type=int)
+    opt("--n-heads", "2", type=int)
+    opt("--request-timeout", "1.0", type=float)
+
+
+def config_from_args(args: argparse.Namespace) -> NodeConfig:
+    """Check the combination of flags and build the config; ValueError names the flag."""
+    node_id = args.id or os.environ.get("POD_NAME")
+    if not args.role:
+        raise ValueError("--role is required (vision or pfc)")
+    if not node_id:
+        raise ValueError("--id is required (or BRAIN_ID / POD_NAME)")
+    peers = tuple(split_list(args.peers))
+    addresses = parse_mapping(args.raft_address)
+    if args.role == "pfc":
+        if not peers:
+            peers = (node_id,)
+        if node_id not in peers:
+            raise ValueError(f"--peers {','.join(peers)} does not include --id {node_id}")
+        if not args.raft_address_template:
+            missing = [p for p in peers if p not in addresses]
+            if missing:
+                raise ValueError(f"--raft-address has no address for {', '.join(missing)}")
+    if args.decision_rate <= 0:
+        raise ValueError("--decision-rate must be > 0")
+    return NodeConfig(
+        role=args.role,
+        node_id=node_id,
+        cluster=args.cluster,
+        connect=args.connect,
+        http_host=args.http_host,
+        http_port=args.http_port,
+        heartbeat_interval=args.heartbeat_interval,
+        heartbeat_timeout=args.heartbeat_timeout,
+        seed=args.seed,
+        pod=os.environ.get("POD_NAME"),
+        vision_size=args.vision_size,
+        time_steps=args.time_steps,
+        peers=peers,
+        raft_addresses=addresses,
+        raft_address_template=args.raft_address_template,
+        data_dir=args.data_dir,
+        decision_rate=args.decision_rate,
+        raft_heartbeat_interval=args.raft_heartbeat_interval,
+        election_timeout=args.election_timeout,
+        pfc_size=args.pfc_size,
+        num_modules=args.num_modules,
+        n_heads=args.n_heads,
+        request_timeout=args.request_timeout,
+    )

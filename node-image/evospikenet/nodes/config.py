@@ -26,6 +26,13 @@ def parse_mapping(text: str | None) -> dict[str, str]:
     return out
 
 
+def node_id_from_pod(pod: str | None, cluster: str) -> str | None:
+    """``demo-pfc-2`` in cluster ``demo`` is node ``pfc-2`` (StatefulSet pods carry the name)."""
+    if not pod:
+        return None
+    return pod.removeprefix(cluster + "-")
+
+
 def split_list(text: str | None) -> list[str]:
     return [p.strip() for p in (text or "").split(",") if p.strip()]
 
@@ -64,7 +71,8 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, default=env_default(flag, default), **kw)
 
     opt("--role", choices=["vision", "pfc"], help="node role")
-    opt("--id", help="node id, e.g. vision-0 (default: $BRAIN_ID or $POD_NAME)")
+    opt("--id", help="node id, e.g. vision-0 (default: $BRAIN_ID, else $POD_NAME without "
+        "its '<cluster>-' prefix)")
     opt("--cluster", "default")
     opt("--connect", help="router endpoint(s), e.g. tcp/127.0.0.1:7447")
     opt("--http-host", "0.0.0.0")
@@ -76,7 +84,9 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     opt("--time-steps", "10", type=int)
     opt("--peers", help="PFC node ids, comma separated")
     opt("--raft-address", help="NODE=HOST:PORT,... for every PFC peer")
-    opt("--raft-address-template", help="e.g. {node}.brain-pfc.default.svc:7100")
+    opt("--raft-address-template",
+        help="instead of --raft-address: e.g. {cluster}-pfc-{ordinal}.{cluster}-pfc."
+        "{namespace}.svc:7100 ({node}, {ordinal}, {cluster}, {namespace} = $POD_NAMESPACE)")
     opt("--data-dir", help="Raft journal directory (persists term, vote and log)")
     opt("--decision-rate", "10", type=float, help="decisions per second (leader)")
     opt("--raft-heartbeat-interval", "0.02", type=float)
@@ -89,7 +99,7 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> NodeConfig:
     """Check the combination of flags and build the config; ValueError names the flag."""
-    node_id = args.id or os.environ.get("POD_NAME")
+    node_id = args.id or node_id_from_pod(os.environ.get("POD_NAME"), args.cluster)
     if not args.role:
         raise ValueError("--role is required (vision or pfc)")
     if not node_id:

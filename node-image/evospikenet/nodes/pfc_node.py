@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,9 +37,13 @@ def address_resolver(config: NodeConfig) -> Callable[[str], str]:
         return config.raft_addresses.__getitem__
     template = config.raft_address_template or ""
 
+    namespace = os.environ.get("POD_NAMESPACE", "default")
+
     def resolve(node_id: str) -> str:
         ordinal = node_id.rsplit("-", 1)[-1]
-        return template.format(node=node_id, ordinal=ordinal, cluster=config.cluster)
+        return template.format(
+            node=node_id, ordinal=ordinal, cluster=config.cluster, namespace=namespace
+        )
 
     return resolve
 

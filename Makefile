@@ -9,6 +9,9 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test lint unit integration bench clean
 
+# Shipping targets (images, chart, kind, docker e2e) live in mk/.
+-include mk/*.mk
+
 install: $(STAMP)
 
 # Re-runs only when a dependency list changed; the distributions are installed editable,

@@ -73,11 +73,13 @@ from pysyncobj.transport import TCPTransport
 from pysyncobj.version import VERSION as _INSTALLED_VERSION
 
 from evospikenet.decision_log import DecisionLog
+from evospikenet.model_sync import NodeSynchronizer
 
 __all__ = [
     "DecisionLog",
     "DecisionRejected",
     "NoQuorum",
+    "NodeSynchronizer",
     "NotLeader",
     "RaftConsensus",
     "RaftError",

@@ -65,7 +65,7 @@ FULL_DEFAULT_SPEC = {
         "replicas": 3,
         "decisionRateHz": 10,
         "raftPort": 7100,
-        "raft": {"heartbeatIntervalSeconds": 0.02, "electionTimeoutSeconds": 0.5},
+        "raft": {"heartbeatIntervalSeconds": 0.05, "electionTimeoutSeconds": 0.5},
         "model": {"size": 128, "numModules": 6, "nHeads": 2, "timeSteps": 10},
         "storage": {"size": "1Gi", "ephemeral": False},
         "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}},
@@ -94,7 +94,7 @@ def test_every_default_applies_to_a_document_without_spec() -> None:
 def test_defaults_fill_in_around_given_values_at_every_depth() -> None:
     doc = make_doc({"pfc": {"raft": {"electionTimeoutSeconds": 1.0}, "replicas": 5}})
     got = spec.apply_defaults(doc)["spec"]
-    assert got["pfc"]["raft"] == {"heartbeatIntervalSeconds": 0.02, "electionTimeoutSeconds": 1.0}
+    assert got["pfc"]["raft"] == {"heartbeatIntervalSeconds": 0.05, "electionTimeoutSeconds": 1.0}
     assert got["pfc"]["replicas"] == 5
     assert got["pfc"]["model"] == FULL_DEFAULT_SPEC["pfc"]["model"]
     assert got["vision"] == FULL_DEFAULT_SPEC["vision"]
@@ -123,7 +123,7 @@ def test_validate_returns_typed_snake_case_views() -> None:
     assert cluster.router.port == 7447
     assert cluster.pfc.replicas == 3
     assert cluster.pfc.decision_rate_hz == 10.0 and isinstance(cluster.pfc.decision_rate_hz, float)
-    assert cluster.pfc.raft.heartbeat_interval_seconds == 0.02
+    assert cluster.pfc.raft.heartbeat_interval_seconds == 0.05
     assert cluster.pfc.raft.election_timeout_seconds == 0.5
     assert cluster.pfc.model == spec.PFCModelSpec(size=128, num_modules=6, n_heads=2, time_steps=10)
     assert cluster.pfc.storage == spec.StorageSpec("1Gi", False, "fast")
@@ -172,7 +172,7 @@ GOOD = {
     "null storage class": make_doc({"pfc": {"storage": {"storageClassName": None}}}),
     "integer quantity": make_doc({"vision": {"resources": {"limits": {"cpu": 2}}}}),
     "fast heartbeats": make_doc({"heartbeat": {"intervalSeconds": 0.1, "timeoutSeconds": 0.5}}),
-    "election exactly 10x": with_value("spec.pfc.raft.electionTimeoutSeconds", 0.2),
+    "election exactly 10x": with_value("spec.pfc.raft.electionTimeoutSeconds", 0.5),
     "integer where a number is expected": with_value("spec.pfc.decisionRateHz", 5),
 }
 

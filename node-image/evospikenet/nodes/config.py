@@ -58,7 +58,7 @@ class NodeConfig:
     raft_address_template: str | None = None
     data_dir: str | None = None
     decision_rate: float = 10.0
-    raft_heartbeat_interval: float = 0.02
+    raft_heartbeat_interval: float = 0.05
     election_timeout: float = 0.5
     pfc_size: int = 128
     num_modules: int = 6
@@ -89,7 +89,7 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
         "{namespace}.svc:7100 ({node}, {ordinal}, {cluster}, {namespace} = $POD_NAMESPACE)")
     opt("--data-dir", help="Raft journal directory (persists term, vote and log)")
     opt("--decision-rate", "10", type=float, help="decisions per second (leader)")
-    opt("--raft-heartbeat-interval", "0.02", type=float)
+    opt("--raft-heartbeat-interval", "0.05", type=float)
     opt("--election-timeout", "0.5", type=float)
     opt("--pfc-size", "128", type=int)
     opt("--num-modules", "6", type=int)

@@ -99,7 +99,11 @@ class PFCNode:
         return {"raft": self.raft_view(), "decisions": self.raft.last_task_id + 1}
 
     def on_status(self, request: Status) -> Status:
-        return Status(node_id=self.config.node_id, data=self.raft.status())
+        """The Raft view; with ``{"decisions": true}`` also the committed tail of the log."""
+        data = self.raft.status() if self.raft.running else {"state": "stopped"}
+        if request.data.get("decisions") and self.raft.running:
+            data["decisions"] = self.raft.decisions
+        return Status(node_id=self.config.node_id, data=data)
 
     # ------------------------------------------------------------ the decision loop
 

@@ -22,8 +22,10 @@ $(STAMP): node-image/pyproject.toml operator/pyproject.toml requirements-dev.txt
 	$(PY) -m pip install --quiet -e "node-image[node]" -e operator -r requirements-dev.txt
 	touch $(STAMP)
 
+CLUSTER ?= examples/braincluster.yaml
+
 run: install
-	$(PY) -m evospikenet demo --duration $(DURATION)
+	$(VENV)/bin/brainctl up -f $(CLUSTER) --duration $(DURATION)
 
 lint: install
 	$(VENV)/bin/ruff check .

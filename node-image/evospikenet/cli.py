@@ -74,6 +74,9 @@ def cmd_node(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stop = stop_event_on_signals()
+    import torch
+
+    torch.set_num_threads(max(1, config.torch_threads))
     if config.role == "vision":
         from .nodes.vision_node import VisionNode as node_class
     else:

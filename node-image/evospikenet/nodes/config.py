@@ -64,6 +64,7 @@ class NodeConfig:
     num_modules: int = 6
     n_heads: int = 2
     request_timeout: float = 1.0
+    torch_threads: int = 1
 
 
 def add_node_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +96,8 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     opt("--num-modules", "6", type=int)
     opt("--n-heads", "2", type=int)
     opt("--request-timeout", "1.0", type=float)
+    opt("--torch-threads", "1", type=int,
+        help="intra-op threads per node; 1 avoids oversubscribing cores shared by many nodes")
 
 
 def config_from_args(args: argparse.Namespace) -> NodeConfig:
@@ -141,4 +144,5 @@ def config_from_args(args: argparse.Namespace) -> NodeConfig:
         num_modules=args.num_modules,
         n_heads=args.n_heads,
         request_timeout=args.request_timeout,
+        torch_threads=args.torch_threads,
     )

@@ -93,9 +93,10 @@ class Keys:
 # Tensors
 
 
-_DTYPES = frozenset(
-    {"bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"}
-)
+_DTYPES = ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")
+# Looked up per message: numpy's dtype.name is slow (microseconds), a dict lookup is not.
+_WIRE_DTYPE = {name: np.dtype(name).newbyteorder("<") for name in _DTYPES}
+_NAME_OF = {dtype: name for name, dtype in _WIRE_DTYPE.items()}
 
 
 def encode_tensor(value: Any) -> dict[str, Any]:
@@ -105,12 +106,15 @@ def encode_tensor(value: Any) -> dict[str, Any]:
             value = value.detach().cpu().contiguous().numpy()
         else:
             raise CodecError(f"expected a numpy array or torch tensor, got {type(value).__name__}")
-    dtype = value.dtype.name
-    if dtype not in _DTYPES:
-        raise CodecError(f"unsupported tensor dtype {dtype!r}")
-    if value.dtype.byteorder == ">":
-        value = value.astype(value.dtype.newbyteorder("<"))
-    return {"dtype": dtype, "shape": list(value.shape), "data": np.ascontiguousarray(value).data}
+    name = _NAME_OF.get(value.dtype)
+    if name is None:  # big endian or an unsupported type
+        if value.dtype.name not in _WIRE_DTYPE:
+            raise CodecError(f"unsupported tensor dtype {value.dtype.name!r}")
+        name = value.dtype.name
+        value = value.astype(_WIRE_DTYPE[name])
+    if not value.flags.c_contiguous:
+        value = np.ascontiguousarray(value)
+    return {"dtype": name, "shape": list(value.shape), "data": value.data}
 
 
 def decode_tensor(obj: Any) -> np.ndarray:
@@ -118,21 +122,21 @@ def decode_tensor(obj: Any) -> np.ndarray:
     if not isinstance(obj, dict):
         raise CodecError("tensor must be a map with dtype, shape and data")
     dtype, shape, data = obj.get("dtype"), obj.get("shape"), obj.get("data")
-    if dtype not in _DTYPES:
+    wire = _WIRE_DTYPE.get(dtype) if isinstance(dtype, str) else None
+    if wire is None:
         raise CodecError(f"unsupported tensor dtype {dtype!r}")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
+    if type(shape) is not list or any(type(d) is not int or d < 0 for d in shape):
         raise CodecError("tensor shape must be a list of non-negative integers")
     if not isinstance(data, bytes):
         raise CodecError("tensor data must be bytes")
-    np_dtype = np.dtype(dtype).newbyteorder("<")
-    if len(data) != math.prod(shape) * np_dtype.itemsize:
+    count = math.prod(shape)
+    if len(data) != count * wire.itemsize:
         raise CodecError(
             f"tensor data is {len(data)} bytes, shape {shape} of {dtype} needs "
-            f"{math.prod(shape) * np_dtype.itemsize}"
+            f"{count * wire.itemsize}"
         )
-    return np.frombuffer(data, dtype=np_dtype).reshape(shape)
+    array = np.frombuffer(data, dtype=wire)
+    return array if len(shape) == 1 else array.reshape(shape)
 
 
 def to_torch(array: np.ndarray) -> Any:
@@ -145,24 +149,27 @@ def to_torch(array: np.ndarray) -> Any:
 # --------------------------------------------------------------------------------------------
 # Messages
 
-# A field spec is a tuple of accepted Python types; ``None`` in it makes the field optional.
-_STR = (str,)
-_INT = (int,)
-_FLOAT = (float, int)
-_OPT_STR = (str, type(None))
-_OPT_FLOAT = (float, int, type(None))
-_OPT_MAP = (dict, type(None))
-_MAP = (dict,)
-_LIST = (list,)
-_TENSOR = ("tensor",)
-_TENSOR_MAP = ("tensor_map",)
+# A field spec is the set of exact Python types msgpack may give for it (exact, so that a
+# bool is not taken for an int); ``NoneType`` in it makes the value nullable. Tensors are
+# checked by their own decoder.
+_NONE = type(None)
+_STR = frozenset({str})
+_INT = frozenset({int})
+_FLOAT = frozenset({float, int})
+_OPT_STR = frozenset({str, _NONE})
+_OPT_FLOAT = frozenset({float, int, _NONE})
+_OPT_MAP = frozenset({dict, _NONE})
+_MAP = frozenset({dict})
+_LIST = frozenset({list})
+_TENSOR = frozenset({"tensor"})
+_TENSOR_MAP = frozenset({"tensor_map"})
 
 
 class Message:
     """Base of every wire message: a frozen dataclass with a type tag and field specs."""
 
     TAG: ClassVar[str]
-    SPEC: ClassVar[dict[str, tuple]]
+    SPEC: ClassVar[dict[str, frozenset]]
     _names: ClassVar[tuple[str, ...]]
     _optional: ClassVar[frozenset[str]]
 
@@ -170,7 +177,7 @@ class Message:
 _REGISTRY: dict[str, type[Message]] = {}
 
 
-def _message(tag: str, **spec: tuple):
+def _message(tag: str, **spec: frozenset):
     """Register a dataclass as a wire message with its field type specs."""
 
     def wrap(cls):
@@ -342,7 +349,7 @@ def decode(data: bytes | bytearray | memoryview, expected: type[Message] | None 
     if not isinstance(obj, dict):
         raise CodecError("message must be a msgpack map")
     version = obj.get("v")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:
         raise CodecError(f"unsupported protocol version {version!r} (expected {VERSION})")
     tag = obj.get("t")
     cls = MESSAGE_TYPES.get(tag) if isinstance(tag, str) else None
@@ -351,21 +358,23 @@ def decode(data: bytes | bytearray | memoryview, expected: type[Message] | None 
     if expected is not None and cls is not expected:
         raise CodecError(f"expected {expected.TAG}, got {cls.TAG}")
     values = {}
+    optional = cls._optional
     for name, accepted in cls.SPEC.items():
-        if name not in obj:
-            if name in cls._optional:
+        value = obj.get(name, _ABSENT)
+        if value is _ABSENT:
+            if name in optional:
                 continue
             raise CodecError(f"{cls.TAG}: missing field {name!r}")
-        value = obj[name]
         if accepted is _TENSOR:
             value = decode_tensor(value)
         elif accepted is _TENSOR_MAP:
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
                 raise CodecError(f"{cls.TAG}.{name}: expected a map of named tensors")
             value = {k: decode_tensor(v) for k, v in value.items()}
-        elif not isinstance(value, accepted) or (
-            isinstance(value, bool) and bool not in accepted
-        ):
+        elif type(value) not in accepted:
             raise CodecError(f"{cls.TAG}.{name}: unexpected {type(value).__name__}")
         values[name] = value
     return cls(**values)
+
+
+_ABSENT = object()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 def env_default(flag: str, default: str | None = None) -> str | None:
@@ -120,29 +120,13 @@ def config_from_args(args: argparse.Namespace) -> NodeConfig:
                 raise ValueError(f"--raft-address has no address for {', '.join(missing)}")
     if args.decision_rate <= 0:
         raise ValueError("--decision-rate must be > 0")
+    # Flags and config fields share their names, except for the ones computed above.
+    computed = {"node_id", "pod", "peers", "raft_addresses"}
+    same = ({f.name for f in fields(NodeConfig)} & set(vars(args))) - computed
     return NodeConfig(
-        role=args.role,
+        **{name: getattr(args, name) for name in same},
         node_id=node_id,
-        cluster=args.cluster,
-        connect=args.connect,
-        http_host=args.http_host,
-        http_port=args.http_port,
-        heartbeat_interval=args.heartbeat_interval,
-        heartbeat_timeout=args.heartbeat_timeout,
-        seed=args.seed,
         pod=os.environ.get("POD_NAME"),
-        vision_size=args.vision_size,
-        time_steps=args.time_steps,
         peers=peers,
         raft_addresses=addresses,
-        raft_address_template=args.raft_address_template,
-        data_dir=args.data_dir,
-        decision_rate=args.decision_rate,
-        raft_heartbeat_interval=args.raft_heartbeat_interval,
-        election_timeout=args.election_timeout,
-        pfc_size=args.pfc_size,
-        num_modules=args.num_modules,
-        n_heads=args.n_heads,
-        request_timeout=args.request_timeout,
-        torch_threads=args.torch_threads,
     )

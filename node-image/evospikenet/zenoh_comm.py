@@ -105,6 +105,7 @@ class _Entity:
     callback: Callable[..., Any] | None = None
     expected: type[Message] | None = None
     raw: bool = False
+    after: Callable[[Any], None] | None = None
     handle: Any = None
     thread: threading.Thread | None = None
 
@@ -366,9 +367,14 @@ class ZenohCommunicator:
         handler: Callable[[Any], Message | bytes],
         *,
         expected: type[Message] | None = None,
+        after: Callable[[Any], None] | None = None,
     ) -> None:
-        """Answer requests on a relative key: ``handler(request) -> reply`` (a queryable)."""
-        self._add(_Entity("queryable", self.keys.abs(key), handler, expected))
+        """Answer requests on a relative key: ``handler(request) -> reply`` (a queryable).
+
+        ``after(reply)``, if given, runs once the reply is on its way, for work the requester
+        should not wait for.
+        """
+        self._add(_Entity("queryable", self.keys.abs(key), handler, expected, after=after))
 
     def request(self, key: str, message: Message | bytes, timeout: float = 5.0) -> Any:
         """Send a query and return the first decoded reply, or raise TimeoutError."""
@@ -498,6 +504,11 @@ class ZenohCommunicator:
                 return
             query.reply(query.key_expr, data)
             self.counters.sent += 1
+        if entity.after is not None:
+            try:
+                entity.after(reply)
+            except Exception as exc:
+                self._callback_failed(entity, exc)
 
 
 _REEXPORTS = ("ZenohNodeDiscovery", "NodeInfo", "HeartbeatPublisher")

@@ -32,6 +32,8 @@ class Observer:
         self.comm = ZenohCommunicator("observer-t", cluster=CLUSTER, connect=endpoint)
         self.decisions: queue.Queue[Decision] = queue.Queue()
         self.comm.subscribe(Keys.DECISIONS, self.decisions.put, expected=Decision)
+        self.spikes: queue.Queue[Features] = queue.Queue()
+        self.comm.subscribe(Keys.SPIKES_VISION, self.spikes.put, expected=Features)
 
     def close(self) -> None:
         self.comm.close()
@@ -136,6 +138,8 @@ def test_decisions_flow_and_every_pfc_holds_the_same_contiguous_log(cluster):
                what="20 decisions within 10 s")
     published = obs.drain()
     assert published and all(d.leader == leader for d in published[-5:])
+    spikes = obs.spikes.get(timeout=5)  # Vision nodes also publish what they encoded
+    assert spikes.node_id in brain.vision_ids and spikes.features.shape == (512,)
     assert {d.vision_node for d in published} <= set(brain.vision_ids)
     logs = {n: obs.status(n, decisions=True)["decisions"] for n in brain.pfc_ids}
     for node_id, log in logs.items():

@@ -54,16 +54,19 @@ class VisionNode:
         self.served += 1
         self._requests.inc()
         self._encode.observe(elapsed)
+        return features
+
+    def publish_spikes(self, features: Features) -> None:
+        """After the reply went out: share the features with every other subscriber."""
         try:
             self.runtime.comm.publish(Keys.SPIKES_VISION, features)
         except PublishError as exc:
             log_event(log, logging.WARNING, "spikes_publish_failed", error=exc)
-        return features
 
     def start(self) -> VisionNode:
         comm = self.runtime.comm
         comm.serve(Keys.vision_features(self.config.node_id), self.on_request,
-                   expected=FeatureRequest)
+                   expected=FeatureRequest, after=self.publish_spikes)
         self.runtime.start_model_sync(NodeSynchronizer("vision", comm, self.model))
         self.runtime.start()
         return self

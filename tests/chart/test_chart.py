@@ -17,6 +17,7 @@ NAMESPACED = HERE / "values-namespaced.yaml"
 BAD = HERE / "values-bad.yaml"
 RELEASE, NAMESPACE = "brain", "brain-system"
 K8S_VERSION = kubernetes_validate.latest_version()
+ROUTER_TEMPLATE = "tcp/{name}-router.{namespace}.svc.cluster.local:{port}"  # in NAMESPACED
 # Not a Kubernetes kind: kubernetes-validate has no schema for the prometheus-operator CRD.
 UNVALIDATED_KINDS = {"ServiceMonitor"}
 
@@ -187,11 +188,13 @@ def test_namespaced_deployment_passes_namespaces_image_and_settings(namespaced_o
     (container,) = pod["containers"]
     assert container["image"] == "registry.example.test/brain/operator:0.1.0-test"
     assert container["imagePullPolicy"] == "Always"
-    assert container["args"] == ["--namespace=brain-a", "--namespace=brain-b",
-                                 "--liveness=http://0.0.0.0:8080/healthz"]
+    assert container["args"] == [
+        "--namespace=brain-a", "--namespace=brain-b", "--liveness=http://0.0.0.0:8080/healthz",
+        f"--router-endpoint={ROUTER_TEMPLATE}", "--verbose",
+    ]
     env = env_of(container)
     assert env["BRAIN_DEFAULT_NODE_IMAGE"] == "registry.example.test/brain/node:0.1.0-test"
-    assert env["BRAIN_ROUTER_ENDPOINT_TEMPLATE"] == "tcp/{cluster}-router.{namespace}.svc:{port}"
+    assert env["BRAIN_ROUTER_ENDPOINT_TEMPLATE"] == ROUTER_TEMPLATE
     assert env["BRAIN_METRICS_PORT"] == "9191"
     assert env["LOG_LEVEL"] == "DEBUG" and env["EXTRA_SETTING"] == "on"
     assert pod["serviceAccountName"] == "brain-operator-test"
@@ -225,6 +228,17 @@ def test_a_bad_values_file_is_rejected_by_the_schema(helm):
     assert result.returncode != 0
     for complaint in ("/logLevel", "/image/pullPolicy", "/watchNamespaces/0", "replicaCount"):
         assert complaint in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("level", "flags"), [
+    ("DEBUG", ["--verbose"]), ("INFO", []), ("WARNING", ["--quiet"]), ("ERROR", ["--quiet"]),
+])
+def test_log_level_maps_to_kopf_verbosity(helm, level, flags):
+    (container,) = only(render(helm, sets=(f"logLevel={level}",)), "Deployment")[
+        "spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz",
+                                 *flags]
+    assert env_of(container)["LOG_LEVEL"] == level
 
 
 @pytest.mark.parametrize("setting", [

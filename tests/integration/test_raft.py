@@ -393,20 +393,20 @@ def test_sigkilled_leader_process_is_replaced_without_gap_or_duplicate(
         return leaders[0] if len(leaders) == 1 else None
 
     try:
-        old = wait_until(committing_leader, 10.0, "a committing leader process")
-        wait_until(lambda: len(old.of("committed")) >= 5, 5.0, "five commits")
+        old = wait_until(committing_leader, 30.0, "a committing leader process")
+        wait_until(lambda: len(old.of("committed")) >= 5, 15.0, "five commits")
         old.kill()
         last_acked = old.of("committed")[-1]["task_id"]
 
-        new = wait_until(lambda: committing_leader(excluding=old), 10.0, "a new leader")
-        wait_until(lambda: new.of("committed")[-1]["task_id"] > last_acked + 5, 5.0, "new commits")
+        new = wait_until(lambda: committing_leader(excluding=old), 20.0, "a new leader")
+        wait_until(lambda: new.of("committed")[-1]["task_id"] > last_acked + 5, 15.0, "new commits")
         # The old leader proposes one task at a time, so at most one commit went unreported.
         assert min(c["task_id"] for c in new.of("committed")) in (last_acked + 1, last_acked + 2)
 
         restarted = procs[old.node_id] = spawn(old.node_id, peers, tmp_path / old.node_id)
         spawned.append(restarted)
         target = new.of("committed")[-1]["task_id"]
-        wait_until(lambda: restarted.applied() >= target, 10.0, "restarted member caught up")
+        wait_until(lambda: restarted.applied() >= target, 30.0, "restarted member caught up")
 
         finals = [procs[i].finish() for i in IDS]
         for final in finals:  # gapless, duplicate-free, from 0

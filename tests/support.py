@@ -135,3 +135,93 @@ class LocalBrain:
 
     def log(self, node_id: str) -> str:
         return (self.processes.tmp_path / f"{node_id}.log").read_text(errors="replace")
+
+
+class BrainObserver:
+    """Watches a running brain the way brainctl does: heartbeats, decisions, spikes, status.
+
+    Used by the process tests and the Docker e2e suite alike.
+    """
+
+    def __init__(self, endpoint: str, cluster: str, pfc_ids: list[str],
+                 name: str = "observer-t") -> None:
+        import queue
+
+        from evospikenet.node_discovery import ZenohNodeDiscovery
+        from evospikenet.protocol import Decision, Features, Keys
+        from evospikenet.zenoh_comm import ZenohCommunicator
+
+        self.name = name
+        self.pfc_ids = list(pfc_ids)
+        self.discovery = ZenohNodeDiscovery(
+            cluster=cluster, connect=endpoint, timeout=2.0, check_interval=0.1,
+            observer_id=f"{name}-discovery",
+        ).start()
+        self.comm = ZenohCommunicator(name, cluster=cluster, connect=endpoint, max_retries=8)
+        self.decisions: queue.Queue = queue.Queue()
+        self.spikes: queue.Queue = queue.Queue()
+        self.seen: list = []
+        self.comm.subscribe(Keys.DECISIONS, self.decisions.put, expected=Decision)
+        self.comm.subscribe(Keys.SPIKES_VISION, self.spikes.put, expected=Features)
+
+    def close(self) -> None:
+        self.comm.close()
+        self.discovery.stop()
+
+    def active(self, node_id: str) -> bool:
+        info = self.discovery.nodes.get(node_id)
+        return info is not None and info.status == "active"
+
+    def raft(self, node_id: str) -> dict:
+        """The Raft view in the node's latest heartbeat ({} unless it is active)."""
+        info = self.discovery.nodes.get(node_id)
+        if info is None or info.status != "active":
+            return {}
+        return info.metadata.get("raft") or {}
+
+    def leaders(self) -> list[str]:
+        return [n for n in self.pfc_ids if self.raft(n).get("state") == "leader"]
+
+    def leader(self, exclude: str | None = None) -> str | None:
+        """The one PFC node whose heartbeat says leader, if exactly one does."""
+        found = self.leaders()
+        return found[0] if len(found) == 1 and found[0] != exclude else None
+
+    def status(self, node_id: str, decisions: bool = False) -> dict:
+        """What the node answers on its ``pfc/<id>/status`` queryable."""
+        from evospikenet.protocol import Keys, Status
+
+        reply = self.comm.request(
+            Keys.pfc_status(node_id), Status(node_id=self.name, data={"decisions": decisions}),
+            timeout=3.0,
+        )
+        return reply.data
+
+    def last_task_id(self, node_id: str) -> int:
+        """The node's last applied task id (-2 when it does not answer)."""
+        try:
+            return int(self.status(node_id)["last_task_id"])
+        except (TimeoutError, KeyError, RuntimeError):
+            return -2
+
+    def collect(self) -> list:
+        """Decisions received since the last call (all of them are also kept in ``seen``)."""
+        import queue
+
+        new = []
+        while True:
+            try:
+                new.append(self.decisions.get_nowait())
+            except queue.Empty:
+                self.seen += new
+                return new
+
+    def wait_decisions(self, count: int, timeout: float, what: str) -> list:
+        got: list = []
+
+        def enough() -> bool:
+            got.extend(self.collect())
+            return len(got) >= count
+
+        wait_until(enough, timeout, interval=0.05, what=what)
+        return got

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import queue
 import re
 import shutil
 import subprocess
@@ -20,10 +19,7 @@ import uuid
 import pytest
 
 from evospikenet.netutil import free_tcp_port
-from evospikenet.node_discovery import ZenohNodeDiscovery
-from evospikenet.protocol import Decision, Keys, Status
-from evospikenet.zenoh_comm import ZenohCommunicator
-from support import wait_until
+from support import BrainObserver, wait_until
 
 ENABLED = os.environ.get("BRAIN_DOCKER_E2E") == "1"
 IMAGE = os.environ.get("BRAIN_NODE_IMAGE", "evospikenet/node:0.1.0")
@@ -147,64 +143,8 @@ class DockerBrain:
         return {m[1]: float(m[2]) for m in re.finditer(r"^(\w+) ([-+.\deE]+)$", out, re.M)}
 
 
-class Observer:
-    """The host's view over the router's published port: heartbeats and decisions."""
+class Observer(BrainObserver):
+    """The host's view over the router's published port (see tests/support.py)."""
 
     def __init__(self, endpoint: str) -> None:
-        self.discovery = ZenohNodeDiscovery(
-            cluster=CLUSTER, connect=endpoint, timeout=2.0, check_interval=0.1,
-            observer_id="docker-e2e-discovery",
-        ).start()
-        self.comm = ZenohCommunicator("docker-e2e", cluster=CLUSTER, connect=endpoint,
-                                      max_retries=8)
-        self.decisions: queue.Queue[Decision] = queue.Queue()
-        self.seen: list[Decision] = []
-        self.comm.subscribe(Keys.DECISIONS, self.decisions.put, expected=Decision)
-
-    def close(self) -> None:
-        self.comm.close()
-        self.discovery.stop()
-
-    def active(self, node: str) -> bool:
-        info = self.discovery.nodes.get(node)
-        return info is not None and info.status == "active"
-
-    def raft(self, node: str) -> dict:
-        info = self.discovery.nodes.get(node)
-        if info is None or info.status != "active":
-            return {}
-        return info.metadata.get("raft") or {}
-
-    def leader(self, exclude: str | None = None) -> str | None:
-        """The one PFC node whose heartbeat says leader, if exactly one does."""
-        leaders = [n for n in PFC_IDS if self.raft(n).get("state") == "leader"]
-        return leaders[0] if len(leaders) == 1 and leaders[0] != exclude else None
-
-    def collect(self) -> list[Decision]:
-        """Decisions received since the last call (all of them are also kept in ``seen``)."""
-        new = []
-        while True:
-            try:
-                new.append(self.decisions.get_nowait())
-            except queue.Empty:
-                self.seen += new
-                return new
-
-    def wait_decisions(self, count: int, timeout: float, what: str) -> list[Decision]:
-        got: list[Decision] = []
-
-        def enough() -> bool:
-            got.extend(self.collect())
-            return len(got) >= count
-
-        wait_until(enough, timeout, interval=0.05, what=what)
-        return got
-
-    def last_task_id(self, node: str) -> int:
-        """The node's last applied task id, asked over its status queryable (-2: no answer)."""
-        try:
-            reply = self.comm.request(Keys.pfc_status(node),
-                                      Status(node_id="docker-e2e", data={}), timeout=3.0)
-            return int(reply.data["last_task_id"])
-        except (TimeoutError, KeyError, RuntimeError):
-            return -2
+        super().__init__(endpoint, CLUSTER, PFC_IDS, name="docker-e2e")

@@ -7,72 +7,16 @@ finds all five running.
 
 from __future__ import annotations
 
-import queue
 import time
 from pathlib import Path
 
 import pytest
 
-from evospikenet.node_discovery import ZenohNodeDiscovery
-from evospikenet.protocol import Decision, FeatureRequest, Features, Keys, Status
-from evospikenet.zenoh_comm import ZenohCommunicator
-from support import LocalBrain, Processes, Router, wait_until
+from evospikenet.protocol import FeatureRequest, Features, Keys
+from support import BrainObserver, LocalBrain, Processes, Router, wait_until
 
 CLUSTER = "brain"
 pytestmark = pytest.mark.slow
-
-
-class Observer:
-    """Watches the cluster the way brainctl does: heartbeats, decisions, status queries."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.discovery = ZenohNodeDiscovery(
-            cluster=CLUSTER, connect=endpoint, timeout=2.0, check_interval=0.1
-        ).start()
-        self.comm = ZenohCommunicator("observer-t", cluster=CLUSTER, connect=endpoint)
-        self.decisions: queue.Queue[Decision] = queue.Queue()
-        self.comm.subscribe(Keys.DECISIONS, self.decisions.put, expected=Decision)
-        self.spikes: queue.Queue[Features] = queue.Queue()
-        self.comm.subscribe(Keys.SPIKES_VISION, self.spikes.put, expected=Features)
-
-    def close(self) -> None:
-        self.comm.close()
-        self.discovery.stop()
-
-    def raft(self, node_id: str) -> dict:
-        info = self.discovery.nodes.get(node_id)
-        if info is None or info.status != "active":
-            return {}
-        return info.metadata.get("raft") or {}
-
-    def leaders(self, pfc_ids) -> list[str]:
-        return [n for n in pfc_ids if self.raft(n).get("state") == "leader"]
-
-    def leader(self, pfc_ids) -> str | None:
-        found = self.leaders(pfc_ids)
-        return found[0] if len(found) == 1 else None
-
-    def status(self, node_id: str, decisions: bool = False) -> dict:
-        reply = self.comm.request(
-            Keys.pfc_status(node_id),
-            Status(node_id="observer-t", data={"decisions": decisions}),
-            timeout=3.0,
-        )
-        return reply.data
-
-    def last_task_id(self, node_id: str) -> int:
-        try:
-            return int(self.status(node_id)["last_task_id"])
-        except (TimeoutError, KeyError):
-            return -2
-
-    def drain(self) -> list[Decision]:
-        out = []
-        while True:
-            try:
-                out.append(self.decisions.get_nowait())
-            except queue.Empty:
-                return out
 
 
 def contiguous(decisions: list[dict]) -> bool:
@@ -87,7 +31,7 @@ def cluster(tmp_path_factory):
     try:
         router = Router(processes).start()
         brain = LocalBrain(processes, router, CLUSTER, decision_rate=20.0)
-        observer = Observer(router.endpoint)
+        observer = BrainObserver(router.endpoint, CLUSTER, brain.pfc_ids)
         brain.start()
         yield brain, observer
     finally:
@@ -96,20 +40,16 @@ def cluster(tmp_path_factory):
         processes.stop_all()
 
 
-def wait_all_active(brain: LocalBrain, obs: Observer, timeout: float = 60) -> None:
+def wait_all_active(brain: LocalBrain, obs: BrainObserver, timeout: float = 60) -> None:
     every = brain.pfc_ids + brain.vision_ids
     wait_until(
-        lambda: all(obs.discovery.nodes.get(n) and obs.discovery.nodes[n].status == "active"
-                    for n in every),
+        lambda: all(obs.active(n) for n in every),
         timeout, interval=0.1, what="every node active",
     )
 
 
 def wait_leader(brain, obs, timeout: float, exclude: str | None = None) -> str:
-    return wait_until(
-        lambda: (lambda n: n if n and n != exclude else None)(obs.leader(brain.pfc_ids)),
-        timeout, interval=0.02, what="a single leader",
-    )
+    return wait_until(lambda: obs.leader(exclude), timeout, interval=0.02, what="a single leader")
 
 
 def test_a_leader_is_elected_within_5s_and_only_one_node_leads(cluster):
@@ -121,12 +61,12 @@ def test_a_leader_is_elected_within_5s_and_only_one_node_leads(cluster):
     elected_after = time.time() - started
     print(f"leader {leader} reported {elected_after:.2f}s after the last PFC node started")
     assert elected_after < 5.0
-    assert obs.leaders(brain.pfc_ids) == [leader]
+    assert obs.leaders() == [leader]
     followers = [n for n in brain.pfc_ids if n != leader]
     # Followers say so in their next heartbeat.
     wait_until(lambda: all(obs.raft(n).get("leader") == leader for n in followers), 5,
                what="followers following the leader")
-    assert obs.leaders(brain.pfc_ids) == [leader]
+    assert obs.leaders() == [leader]
 
 
 def test_decisions_flow_and_every_pfc_holds_the_same_contiguous_log(cluster):
@@ -136,7 +76,7 @@ def test_decisions_flow_and_every_pfc_holds_the_same_contiguous_log(cluster):
     start = obs.last_task_id(leader)
     wait_until(lambda: obs.last_task_id(leader) - start >= 20, 10, interval=0.1,
                what="20 decisions within 10 s")
-    published = obs.drain()
+    published = obs.collect()
     assert published and all(d.leader == leader for d in published[-5:])
     spikes = obs.spikes.get(timeout=5)  # Vision nodes also publish what they encoded
     assert spikes.node_id in brain.vision_ids and spikes.features.shape == (512,)
@@ -195,11 +135,11 @@ def test_decisions_keep_flowing_through_the_other_vision_node(cluster):
     brain.kill("vision-0")
     wait_until(lambda: obs.discovery.nodes["vision-0"].status == "inactive", 5,
                what="vision-0 inactive")
-    obs.drain()
+    obs.collect()
     start = obs.last_task_id(leader)
     wait_until(lambda: obs.last_task_id(leader) >= start + 10, 10, interval=0.1,
                what="decisions without vision-0")
-    recent = obs.drain()
+    recent = obs.collect()
     assert recent and {d.vision_node for d in recent[-5:]} == {"vision-1"}
     brain.start_vision("vision-0")
     wait_all_active(brain, obs)

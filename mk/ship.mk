@@ -132,9 +132,10 @@ e2e: install helm chart-crd
 		OPERATOR_IMAGE="$(OPERATOR_IMAGE)" ROUTER_IMAGE="$(ROUTER_IMAGE)" \
 		$(PYTEST) tests/e2e -v -rs $(PYTEST_ARGS)
 
-docker-e2e: install node-image
+docker-e2e: install node-image operator-image
 	@start=$$(date +%s); \
-	BRAIN_DOCKER_E2E=1 BRAIN_NODE_IMAGE="$(NODE_IMAGE)" $(PYTEST) tests/docker -v -rs \
+	BRAIN_DOCKER_E2E=1 BRAIN_NODE_IMAGE="$(NODE_IMAGE)" BRAIN_OPERATOR_IMAGE="$(OPERATOR_IMAGE)" \
+		$(PYTEST) tests/docker -v -rs \
 		$(PYTEST_ARGS); status=$$?; \
 	echo "docker-e2e: $$(( $$(date +%s) - start ))s (tests only; image build before)"; \
 	exit $$status

@@ -32,8 +32,10 @@ HTTP_PORT = 8000
 SUBNETS = [f"172.{n}.240.0/24" for n in range(28, 32)] + ["192.168.240.0/24"]
 
 
-def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+def docker(*args: str, timeout: float = 60, check: bool = True,
+           input_text: str | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
+                            input=input_text)
     if check and result.returncode != 0:
         raise RuntimeError(f"docker {' '.join(args)}: {result.stderr.strip()}")
     return result

@@ -7,6 +7,9 @@ import copy
 import json
 import os
 import subprocess
+import sys
+import threading
+import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,8 +145,21 @@ def operator_running() -> Iterator[Any]:
     """The operator under kopf's KopfRunner, stopped (daemons included) on exit."""
     from kopf.testing import KopfRunner
 
-    with KopfRunner(OPERATOR_ARGS, timeout=60) as runner:
-        yield runner
-    if runner.exception is not None:  # pragma: no cover (reraised by KopfRunner)
-        raise runner.exception
+    runner = KopfRunner(OPERATOR_ARGS, timeout=30)
+    try:
+        with runner:
+            yield runner
+    except Exception as exc:
+        if "didn't stop" in str(exc):  # show where it hangs
+            raise AssertionError(f"{exc}\n{thread_stacks()}") from exc
+        raise
+
+
+def thread_stacks() -> str:
+    """Every thread's stack (click swaps sys.stderr while kopf runs, so no faulthandler)."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return "\n".join(
+        f"--- thread {names.get(ident, ident)}\n" + "".join(traceback.format_stack(frame))
+        for ident, frame in sys._current_frames().items()
+    )
 

@@ -91,6 +91,8 @@ class StampingEmulator(KubernetesEmulator):
 
     def _stamp_new(self, data: dict[str, Any], namespace: str | None) -> None:
         meta = data.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):  # e.g. kopf's Events
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:8]
         if namespace and not meta.get("namespace"):
             meta["namespace"] = namespace
         meta["uid"] = str(uuid.uuid4())

@@ -18,10 +18,10 @@ from evospikenet import procs
 from support import wait_until
 
 
-def run_main(*args: str) -> subprocess.CompletedProcess:
+def run_main(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "brain_operator", *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
     )
 
 
@@ -37,6 +37,13 @@ def test_a_bad_router_template_is_one_clear_error():
     assert result.returncode == 2
     assert result.stderr.startswith("error: router endpoint template")
     assert "{name}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_no_credentials_is_one_clear_error(tmp_path):
+    result = run_main("--liveness", "none", env={"KUBECONFIG": str(tmp_path / "missing")})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no Kubernetes credentials")
+    assert "Traceback" not in result.stderr
 
 
 def liveness_ok(url: str) -> bool:

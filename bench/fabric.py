@@ -35,7 +35,6 @@ import contextlib
 import ctypes
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import write_report
 
 from evospikenet import procs
 from evospikenet.netutil import free_tcp_port
@@ -701,19 +701,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = target_summary(results, plan.nodes)
     print(format_table(results))
     print(format_target(summary))
-    report_json = {
-        "benchmark": "fabric",
-        "zenoh": metadata.version("eclipse-zenoh"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "plan": asdict(plan) | {"target_rate_per_node": plan.target_rate_per_node},
-        "target": summary,
-        "results": [asdict(r) for r in results],
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report_json, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_report(
+        args.json, "fabric", zenoh=metadata.version("eclipse-zenoh"),
+        plan=asdict(plan) | {"target_rate_per_node": plan.target_rate_per_node},
+        target=summary, results=[asdict(r) for r in results],
+    )
     return 0
 
 

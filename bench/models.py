@@ -13,7 +13,6 @@ Raft threads, and single-thread figures compare across machines.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _report import write_report
 
 from evospikenet.pfc import PFCDecisionEngine
 from evospikenet.vision import VisualModule
@@ -125,18 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     results = run_cases(args.iters, args.budget)
     print(format_table(results))
-    report = {
-        "benchmark": "models",
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "results": [asdict(r) for r in results],
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_report(
+        args.json, "models", torch=torch.__version__, threads=torch.get_num_threads(),
+        processor=platform.processor(), results=[asdict(r) for r in results],
+    )
     return 0
 
 

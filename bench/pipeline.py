@@ -11,7 +11,6 @@ a few times (the supervisor restarts the killed node in between, as it would in 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -20,6 +19,8 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+
+from _report import write_report
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "pipeline.json"
 
@@ -128,8 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = [(10.0, 3.0, 1)] if args.quick else [(10.0, 5.0, 3), (50.0, 5.0, 0), (200.0, 5.0, 0)]
     results = [run_rate(rate, window, failovers) for rate, window, failovers in plan]
     print_table(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"bench": "pipeline", "results": results}, indent=2))
+    write_report(args.json, "pipeline", results=results)
     return 0
 
 

@@ -21,8 +21,6 @@ commit p95 < 25 ms).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
+from _report import write_report  # noqa: E402
 from raft_member import MemberProcess  # noqa: E402 (lives next to the tests that use it)
 
 from evospikenet.netutil import free_tcp_ports  # noqa: E402
@@ -194,19 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.monotonic() - began
     print(f"\n{elapsed:.1f} s total")
 
-    result = {
-        "benchmark": "raft",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "members": 3,
-        "elapsed_s": round(elapsed, 1),
-        "latency": latency,
-        "failover": failover,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_report(args.json, "raft", members=3, elapsed_s=round(elapsed, 1), latency=latency,
+                 failover=failover)
     return 0
 
 

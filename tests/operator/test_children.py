@@ -6,16 +6,15 @@ from typing import Any
 
 from brains import NAMESPACE, brain_cluster, condition, operator_running, status
 
+from brain_operator import render
+from brain_operator.spec import validate
 from support import wait_until
 
+# Exactly what the renderer produces (its own test pins the list): the operator must create
+# all of it and nothing else.
 CHILDREN = [
-    ("Service", "demo-router"),
-    ("Deployment", "demo-router"),
-    ("Service", "demo-pfc"),
-    ("PodDisruptionBudget", "demo-pfc"),
-    ("StatefulSet", "demo-pfc"),
-    ("Service", "demo-vision"),
-    ("StatefulSet", "demo-vision"),
+    (obj["kind"], obj["metadata"]["name"])
+    for obj in render.render_all(validate(brain_cluster("demo")), NAMESPACE)
 ]
 
 

@@ -4,7 +4,9 @@ One rule needs the live objects, not only the spec: **the PFC membership is fixe
 Raft layer runs pysyncobj with dynamic membership disabled (it would unpickle network data),
 so a Raft group cannot safely grow or shrink. The count the PFC StatefulSet was created with
 is recorded on it (``MEMBERS_ANNOTATION``); a later ``spec.pfc.replicas`` is not applied, the
-StatefulSet and the peers list keep the recorded count, and the caller reports why.
+StatefulSet and the peers list keep the recorded count, and the caller reports why. The
+journal storage (``STORAGE_ANNOTATION``) is pinned the same way: a StatefulSet's volume
+claims cannot change after creation.
 Everything else (images, Vision replicas, timings) is patched in place; image changes roll
 one pod at a time (StatefulSet RollingUpdate), so the PFC group never restarts all at once.
 """
@@ -12,15 +14,18 @@ one pod at a time (StatefulSet RollingUpdate), so the PFC group never restarts a
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from . import render
 from .kube import Applied, Kube
-from .spec import BrainClusterSpec, schema, validate
+from .spec import BrainClusterSpec, StorageSpec, schema, validate
 
 MEMBERS_ANNOTATION = "brain.evospikenet.org/pfc-members"
+# The journal storage the PFC StatefulSet was created with: its volume claims cannot change.
+STORAGE_ANNOTATION = "brain.evospikenet.org/pfc-storage"
 DEFAULT_IMAGE_ENV = "BRAIN_DEFAULT_NODE_IMAGE"
 
 
@@ -34,8 +39,15 @@ class Reconciled:
 
     @property
     def pfc_pinned(self) -> bool:
-        """True when ``spec.pfc.replicas`` was not applied (see the module docstring)."""
-        return self.requested.pfc.replicas != self.applied.pfc.replicas
+        """True when ``spec.pfc.replicas`` or ``.storage`` was not applied (module docstring)."""
+        return held_back(self.requested, self.applied)
+
+
+def held_back(requested: BrainClusterSpec, applied: BrainClusterSpec) -> bool:
+    """Whether a PFC change that cannot be made to a live group was left out."""
+    return (requested.pfc.replicas, requested.pfc.storage) != (
+        applied.pfc.replicas, applied.pfc.storage
+    )
 
 
 def with_default_image(spec: BrainClusterSpec, image: str | None) -> BrainClusterSpec:
@@ -73,11 +85,32 @@ def recorded_members(statefulset: Mapping[str, Any] | None) -> int | None:
         return replicas if isinstance(replicas, int) and replicas > 0 else None
 
 
+def recorded_storage(statefulset: Mapping[str, Any] | None) -> StorageSpec | None:
+    """The journal storage a live PFC StatefulSet was created with, if recorded."""
+    annotations = ((statefulset or {}).get("metadata") or {}).get("annotations") or {}
+    try:
+        data = json.loads(annotations[STORAGE_ANNOTATION])
+        return StorageSpec(size=str(data["size"]), ephemeral=bool(data["ephemeral"]),
+                           storage_class_name=data.get("storageClassName"))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def storage_annotation(storage: StorageSpec) -> str:
+    return json.dumps({"size": storage.size, "ephemeral": storage.ephemeral,
+                       "storageClassName": storage.storage_class_name}, sort_keys=True)
+
+
 def pfc_membership(kube: Kube, spec: BrainClusterSpec, namespace: str) -> BrainClusterSpec:
-    """``spec`` with the PFC count pinned to the live group's, when there is one."""
+    """``spec`` with the PFC count and journal storage pinned to the live group's."""
     live = kube.read("StatefulSet", namespace, render.component_name(spec, "pfc"))
     members = recorded_members(live)
-    return spec if members is None else with_pfc_replicas(spec, members)
+    if members is not None:
+        spec = with_pfc_replicas(spec, members)
+    storage = recorded_storage(live)
+    if storage is not None and storage != spec.pfc.storage:
+        spec = dataclasses.replace(spec, pfc=dataclasses.replace(spec.pfc, storage=storage))
+    return spec
 
 
 def manifests(
@@ -89,6 +122,7 @@ def manifests(
         if obj["kind"] == "StatefulSet" and obj["metadata"]["name"].endswith("-pfc"):
             annotations = obj["metadata"].setdefault("annotations", {})
             annotations[MEMBERS_ANNOTATION] = str(spec.pfc.replicas)
+            annotations[STORAGE_ANNOTATION] = storage_annotation(spec.pfc.storage)
     return objects
 
 
@@ -101,14 +135,33 @@ def reconcile(kube: Kube, body: Mapping[str, Any]) -> Reconciled:
     return Reconciled(requested, applied, objects)
 
 
-def pinned_message(requested: BrainClusterSpec, applied: BrainClusterSpec) -> str:
-    """Why a PFC replica change was not applied, and what the user can do."""
-    return (
-        f"spec.pfc.replicas {requested.pfc.replicas} not applied: the PFC Raft group has a "
-        f"fixed membership of {applied.pfc.replicas} (dynamic Raft membership is disabled), "
-        f"so the PFC StatefulSet stays at {applied.pfc.replicas}; set spec.pfc.replicas "
-        f"back to {applied.pfc.replicas}, or create a new BrainCluster for another size"
+def _describe(storage: StorageSpec) -> str:
+    if storage.ephemeral:
+        return "ephemeral (emptyDir)"
+    return f"{storage.size} volumes" + (
+        f" of class {storage.storage_class_name}" if storage.storage_class_name else ""
     )
+
+
+def pinned_message(requested: BrainClusterSpec, applied: BrainClusterSpec) -> str:
+    """Why a PFC change was not applied, and what the user can do."""
+    parts = []
+    if requested.pfc.replicas != applied.pfc.replicas:
+        parts.append(
+            f"spec.pfc.replicas {requested.pfc.replicas} not applied: the PFC Raft group has "
+            f"a fixed membership of {applied.pfc.replicas} (dynamic Raft membership is "
+            f"disabled), so the PFC StatefulSet stays at {applied.pfc.replicas}; set "
+            f"spec.pfc.replicas back to {applied.pfc.replicas}, or create a new BrainCluster "
+            "for another size"
+        )
+    if requested.pfc.storage != applied.pfc.storage:
+        parts.append(
+            f"spec.pfc.storage ({_describe(requested.pfc.storage)}) not applied: the Raft "
+            f"journals stay on {_describe(applied.pfc.storage)}, because a StatefulSet's "
+            "volume claims cannot change after creation; set spec.pfc.storage back, or "
+            "create a new BrainCluster"
+        )
+    return "; ".join(parts)
 
 
 def pinned_condition(

@@ -38,7 +38,7 @@ from . import metrics
 from .kube import Kube
 from .monitor import ClusterMonitor, ProcessView
 from .policy import MemberObservation, Replacement, rfc3339
-from .reconcile import pfc_membership, pinned_condition
+from .reconcile import held_back, pfc_membership, pinned_condition
 from .render import NODE_ROLES, cluster_selector, selector_labels, selector_string
 from .spec import BrainClusterSpec, SpecError, validate
 
@@ -246,7 +246,8 @@ class Watchdog:
 
 
 class PinNotice:
-    """Adds the ``PFCScalingBlocked`` condition and a note while a PFC change is held back."""
+    """Adds the ``PFCScalingBlocked`` condition and a note while a PFC change (replicas or
+    journal storage) is held back."""
 
     def __init__(self) -> None:
         self.requested: BrainClusterSpec | None = None
@@ -255,7 +256,7 @@ class PinNotice:
 
     def update(self, requested: BrainClusterSpec, applied: BrainClusterSpec) -> None:
         self.requested, self.applied = requested, applied
-        pinned = requested.pfc.replicas != applied.pfc.replicas
+        pinned = held_back(requested, applied)
         if not pinned:
             self.since = None
         elif self.since is None:

@@ -109,3 +109,23 @@ def test_a_pfc_replica_change_is_refused_with_a_warning(operator_env):
     assert pfc["spec"]["replicas"] == 3
     assert env(pfc)["BRAIN_PEERS"] == "pfc-0,pfc-1,pfc-2"
     assert status(api, "demo")["pfc"]["desired"] == 3
+
+
+def test_a_journal_storage_change_is_refused_and_the_volumes_stay(operator_env):
+    api = operator_env
+    with operator_running():
+        api.create(brain_cluster("demo"))
+        wait_until(lambda: len(children(api)) == len(CHILDREN), 30, what="all children")
+        claims = api.get("StatefulSet", NAMESPACE, "demo-pfc")["spec"]["volumeClaimTemplates"]
+        api.patch("BrainCluster", NAMESPACE, "demo", {"spec": {"pfc": {"storage": {
+            "ephemeral": True}}}})
+        (event,) = wait_until(lambda: api.events(NAMESPACE, "PFCScalingRejected"), 20,
+                              what="a rejection event")
+        blocked = wait_until(lambda: condition(status(api, "demo"), "PFCScalingBlocked"), 20,
+                             what="the blocked condition")
+    assert "spec.pfc.storage (ephemeral (emptyDir)) not applied" in event["message"]
+    assert "1Gi volumes" in blocked["message"]
+    pfc = api.get("StatefulSet", NAMESPACE, "demo-pfc")
+    assert pfc["spec"]["volumeClaimTemplates"] == claims
+    volumes = pfc["spec"]["template"]["spec"].get("volumes", [])
+    assert all("emptyDir" not in v or v["name"] != "journal" for v in volumes)

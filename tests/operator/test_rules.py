@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -124,6 +125,21 @@ def test_pfc_membership_is_read_from_the_live_statefulset():
     pinned = reconcile.with_pfc_replicas(cluster, 3)
     assert pinned.pfc_node_ids() == ["pfc-0", "pfc-1", "pfc-2"]
     assert "fixed membership of 3" in reconcile.pinned_message(cluster, pinned)
+
+
+def test_journal_storage_is_recorded_and_pinned():
+    (live,) = [o for o in reconcile.manifests(make(), "brains", {
+        "metadata": {"name": "demo", "uid": "u"}}) if o["metadata"]["name"] == "demo-pfc"
+        and o["kind"] == "StatefulSet"]
+    assert reconcile.recorded_storage(live) == make().pfc.storage
+    assert reconcile.recorded_storage(None) is None
+    wanted = make({"pfc": {"storage": {"size": "5Gi", "storageClassName": "fast"}}})
+    pinned = dataclasses.replace(
+        wanted, pfc=dataclasses.replace(wanted.pfc, storage=reconcile.recorded_storage(live)))
+    assert reconcile.held_back(wanted, pinned) and not reconcile.held_back(wanted, wanted)
+    message = reconcile.pinned_message(wanted, pinned)
+    assert "5Gi volumes of class fast" in message and "stay on 1Gi volumes" in message
+    assert "replicas" not in message
 
 
 def test_operator_options_from_the_environment_and_their_errors():

@@ -79,55 +79,44 @@ class Router:
 class LocalBrain:
     """Router + PFC + Vision node processes on loopback, for process tests.
 
-    Node ids are ``pfc-<i>`` and ``vision-<i>``; each PFC keeps its Raft journal in
-    ``tmp_path/pfc-<i>`` so a restarted member keeps its place.
+    The node command lines are brainctl's (``brain_operator.local.node_argv``) for a small
+    BrainCluster spec; node ids are ``pfc-<i>`` and ``vision-<i>``, and each PFC keeps its
+    Raft journal in ``tmp_path/pfc-<i>`` so a restarted member keeps its place.
     """
 
     def __init__(self, processes: Processes, router: Router, cluster: str, pfc: int = 3,
                  vision: int = 2, decision_rate: float = 20.0, heartbeat: float = 0.2) -> None:
-        from evospikenet.netutil import free_tcp_ports
+        from brain_operator.local import Ports
+        from brain_operator.spec import validate
 
         self.processes = processes
-        self.router = router
         self.cluster = cluster
-        self.pfc_ids = [f"pfc-{i}" for i in range(pfc)]
-        self.vision_ids = [f"vision-{i}" for i in range(vision)]
-        ports = free_tcp_ports(pfc)
-        self.raft_addresses = {
-            n: f"127.0.0.1:{p}" for n, p in zip(self.pfc_ids, ports, strict=True)
-        }
-        self.decision_rate = decision_rate
-        self.heartbeat = heartbeat
+        self.spec = validate({
+            "apiVersion": "brain.evospikenet.org/v1alpha1", "kind": "BrainCluster",
+            "metadata": {"name": cluster},
+            "spec": {
+                "pfc": {"replicas": pfc, "decisionRateHz": decision_rate},
+                "vision": {"replicas": vision},
+                "heartbeat": {"intervalSeconds": heartbeat, "timeoutSeconds": 2},
+            },
+        })
+        self.ports = Ports.pick(self.spec, router=router.port)
+        self.pfc_ids = self.spec.pfc_node_ids()
+        self.vision_ids = self.spec.vision_node_ids()
         self.nodes: dict[str, subprocess.Popen] = {}
 
-    def _common(self, node_id: str, role: str) -> list[str]:
-        return [
-            "-m", "evospikenet", "node", "--role", role, "--id", node_id,
-            "--cluster", self.cluster, "--connect", self.router.endpoint,
-            "--heartbeat-interval", str(self.heartbeat), "--heartbeat-timeout", "2",
-            "--vision-size", "512",
-        ]
+    def start_node(self, node_id: str) -> subprocess.Popen:
+        from brain_operator.local import node_argv
 
-    def start_pfc(self, node_id: str) -> subprocess.Popen:
-        mapping = ",".join(f"{n}={a}" for n, a in self.raft_addresses.items())
-        argv = self._common(node_id, "pfc") + [
-            "--peers", ",".join(self.pfc_ids), "--raft-address", mapping,
-            "--data-dir", str(self.processes.tmp_path / node_id),
-            "--decision-rate", str(self.decision_rate),
-        ]
-        self.nodes[node_id] = self.processes.python(*argv, log_name=f"{node_id}.log")
+        argv = node_argv(self.spec, node_id, self.ports, self.processes.tmp_path)
+        self.nodes[node_id] = self.processes.python(*argv[1:], log_name=f"{node_id}.log")
         return self.nodes[node_id]
 
-    def start_vision(self, node_id: str) -> subprocess.Popen:
-        argv = self._common(node_id, "vision")
-        self.nodes[node_id] = self.processes.python(*argv, log_name=f"{node_id}.log")
-        return self.nodes[node_id]
+    start_pfc = start_vision = start_node
 
     def start(self) -> LocalBrain:
-        for node_id in self.vision_ids:
-            self.start_vision(node_id)
-        for node_id in self.pfc_ids:
-            self.start_pfc(node_id)
+        for node_id in [*self.vision_ids, *self.pfc_ids]:
+            self.start_node(node_id)
         return self
 
     def kill(self, node_id: str) -> None:

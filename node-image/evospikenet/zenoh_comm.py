@@ -228,10 +228,7 @@ class ZenohCommunicator:
         self._transport_lost = False
         self._watch_transport()
         for entity in self._entities:
-            old_thread = entity.thread
-            self._declare(entity)
-            if old_thread is not None and old_thread is not threading.current_thread():
-                old_thread.join(timeout=0)  # it ends when the old session closes
+            self._declare(entity)  # the old drain thread ends when the old session closes
         try:
             old.close()
         except zenoh.ZError:

@@ -62,14 +62,9 @@ def _show_plain(status, figures) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     spec = _spec(args.file)
+    _refuse_if_running(spec.name)
     if args.detach:
         return _up_detached(args, spec)
-    try:
-        local.read_state(spec.name)
-        raise UserError(f"cluster {spec.name!r} is already running: brainctl down "
-                        f"--cluster {spec.name}")
-    except LocalError:
-        pass
     from .supervisor import Supervisor
 
     stop = _stop_on_signals()
@@ -102,12 +97,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _up_detached(args: argparse.Namespace, spec) -> int:
+def _refuse_if_running(cluster: str) -> None:
     try:
-        local.read_state(spec.name)
-        raise UserError(f"cluster {spec.name!r} is already running")
+        local.read_state(cluster)
     except LocalError:
-        pass
+        return
+    raise UserError(f"cluster {cluster!r} is already running: brainctl down --cluster {cluster}")
+
+
+def _up_detached(args: argparse.Namespace, spec) -> int:
     argv = [sys.executable, "-m", "brain_operator.cli", "up", "-f", args.file, "--plain"]
     if args.duration:
         argv += ["--duration", str(args.duration)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from rich.console import Group
@@ -19,8 +20,6 @@ def _ms(value: float | None) -> str:
 def _age(rfc: str | None, now: float) -> str:
     if not rfc:
         return "never"
-    from datetime import datetime
-
     seen = datetime.fromisoformat(rfc.replace("Z", "+00:00")).timestamp()
     return f"{max(0.0, now - seen):.1f}s ago"
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import time
 import pytest
 import yaml
 
+from brain_operator import local
 from evospikenet import procs
 from support import REPO, wait_until
 
@@ -116,11 +119,16 @@ def detached(tmp_path):
         yield tmp_path, path
     finally:
         down = brainctl("down", "--cluster", "ctl", home=tmp_path)
-        for pid in pids:  # never leave a process behind, even when down failed
-            try:
-                os.killpg(pid, 9)
-            except ProcessLookupError:
-                pass
+        # Never leave a process behind, even when down failed: every PID the state file ever
+        # named that still runs one of our programs (restarted nodes have new PIDs).
+        state_file = tmp_path / "ctl" / "state.json"
+        if state_file.exists():
+            last = json.loads(state_file.read_text())
+            pids += [last["supervisor_pid"], last["router_pid"],
+                     *(n["pid"] for n in last["nodes"].values())]
+        for pid in {p for p in pids if local.pid_alive(p)}:
+            with contextlib.suppress(ProcessLookupError):  # it may exit meanwhile
+                os.killpg(pid, signal.SIGKILL)
         assert down.returncode in (0, 2)
 
 
